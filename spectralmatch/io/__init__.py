@@ -1,0 +1,1 @@
+"""Input/output helpers: raster access, windows, writers, vector masks and path resolution."""
