@@ -185,14 +185,14 @@ def _parse_entry_line(line: str) -> tuple[str, str, str] | None:
     if not match:
         return None
     name = match["name"]
-    rest = stripped[match.end():]
+    rest = stripped[match.end() :]
     type_text = ""
     if rest.startswith("("):
         close = _matching_paren(rest)
         if close < 0:
             return None
         type_text = rest[1:close].strip()
-        rest = rest[close + 1:].lstrip()
+        rest = rest[close + 1 :].lstrip()
     if not rest.startswith(":"):
         return None
     type_text = re.sub(r",\s*(optional|required)\s*$", "", type_text).strip()
@@ -223,10 +223,7 @@ def _join_prose(lines: list[str]) -> str:
                 out.append("")
             continue
         starts_new = (
-            not out
-            or out[-1] == ""
-            or _BULLET_RE.match(line) is not None
-            or out[-1].endswith(":")
+            not out or out[-1] == "" or _BULLET_RE.match(line) is not None or out[-1].endswith(":")
         )
         if starts_new:
             out.append(line)

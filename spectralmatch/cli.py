@@ -42,15 +42,22 @@ PROG = "spectralmatch"
 _DEBUG_ENV = "SPECTRALMATCH_DEBUG"
 _TRUE_WORDS = {"true", "yes", "on", "1"}
 _FALSE_WORDS = {"false", "no", "off", "0"}
-_FLOAT_WORDS = {"nan": float("nan"), "+nan": float("nan"), "-nan": float("nan"),
-                "inf": float("inf"), "+inf": float("inf"), "-inf": float("-inf"),
-                "infinity": float("inf"), "+infinity": float("inf"),
-                "-infinity": float("-inf")}
+_FLOAT_WORDS = {
+    "nan": float("nan"),
+    "+nan": float("nan"),
+    "-nan": float("nan"),
+    "inf": float("inf"),
+    "+inf": float("inf"),
+    "-inf": float("-inf"),
+    "infinity": float("inf"),
+    "+infinity": float("inf"),
+    "-infinity": float("-inf"),
+}
 _SPEC_DEST = "_spectralmatch_command"
 _OPT_PREFIX = "_opt__"  # namespace key of the option form of a positional parameter
 
 _VALUE_HELP = (
-    "Values are parsed as Python literals: (\"process\", 4), [\"a.tif\", \"b.tif\"], None, 3, "
+    'Values are parsed as Python literals: ("process", 4), ["a.tif", "b.tif"], None, 3, '
     "0.5, True. Anything else (paths, globs like /data/*.tif, names like float32) is passed as "
     "text. Quote values containing spaces or shell characters."
 )
@@ -164,9 +171,7 @@ def _command_spec(name: str, func: Callable[..., Any]) -> _CommandSpec:
             continue  # *args / **kwargs cannot be described on a command line
         type_text = _render_annotation(param.annotation) or doc.param_types.get(param.name, "")
         required = param.default is inspect.Parameter.empty
-        is_bool = type_text == "bool" or (
-            not type_text and isinstance(param.default, bool)
-        )
+        is_bool = type_text == "bool" or (not type_text and isinstance(param.default, bool))
         params.append(
             _ParamSpec(
                 name=param.name,
@@ -210,13 +215,14 @@ class _HelpFormatter(argparse.HelpFormatter):
             bullet = re.match(r"([-*+\u2022]|\d+[.)])\s+", body)
             hang = indent + " " * (bullet.end() if bullet else 0)
             lines.extend(
-                textwrap.wrap(body, width, initial_indent=indent, subsequent_indent=hang)
-                or [""]
+                textwrap.wrap(body, width, initial_indent=indent, subsequent_indent=hang) or [""]
             )
         return lines
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
-        return "\n".join(indent + line if line else "" for line in self._split_lines(text, width - len(indent)))
+        return "\n".join(
+            indent + line if line else "" for line in self._split_lines(text, width - len(indent))
+        )
 
     def _format_action_invocation(self, action: argparse.Action) -> str:
         if not action.option_strings or action.nargs == 0:
@@ -405,14 +411,14 @@ def _collect_kwargs(spec: _CommandSpec, namespace: argparse.Namespace) -> dict[s
     positional_values = [v for v in positional_values if v is not None]
     slots = [p for p in spec.required if p.name not in given_as_option]
     if len(positional_values) > len(slots):
-        extra = positional_values[len(slots):]
+        extra = positional_values[len(slots) :]
         spec.parser.error("unrecognized arguments: " + " ".join(extra))
-    for param, text in zip(slots, positional_values):
+    for param, text in zip(slots, positional_values, strict=False):  # slots may outnumber
         try:
             kwargs[param.name] = param.convert(text)
         except argparse.ArgumentTypeError as exc:
             spec.parser.error(f"argument {param.name}: {exc}")
-    missing = [p.name for p in slots[len(positional_values):]]
+    missing = [p.name for p in slots[len(positional_values) :]]
     if missing:
         spec.parser.error("the following arguments are required: " + ", ".join(missing))
     for param in spec.params:
@@ -421,13 +427,9 @@ def _collect_kwargs(spec: _CommandSpec, namespace: argparse.Namespace) -> dict[s
     return kwargs
 
 
-def _parse(
-    parser: argparse.ArgumentParser, argv: list[str]
-) -> tuple[_CommandSpec, dict[str, Any]]:
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> tuple[_CommandSpec, dict[str, Any]]:
     """Parses ``argv``; exits through argparse (SystemExit) on help, version or usage errors."""
-    subparsers = next(
-        a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
-    )
+    subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     command = argv[0] if argv else None
     sub = subparsers.choices.get(command) if command else None
     if sub is not None:

@@ -40,7 +40,7 @@ def _indented(a, b=1, *, window_size=None, flag=False):
     """
 
 
-FLATTENED = '''Performs global radiometric normalization.
+FLATTENED = """Performs global radiometric normalization.
 Args:
 input_images (str | List[str], required): Defines input files.
 vector_mask (Tuple[Literal["include", "exclude"], str, Optional[str]] | None): Mask to limit stats.
@@ -49,7 +49,7 @@ Tiling strategy:
 - int: square tile size,
 - None: single full-image window.
 Returns:
-List[str]: Paths to the adjusted images.'''
+List[str]: Paths to the adjusted images."""
 
 
 def test_indented_docstring_summary_description_params_returns():
@@ -60,7 +60,9 @@ def test_indented_docstring_summary_description_params_returns():
     assert params["a"] == "Input files from a glob, a folder or a list."
     assert params["b"] == "Plain form without a type."
     # Bullets keep their own lines; the line ending in ":" is not joined with them.
-    assert params["window_size"] == "Tiling strategy:\n- int: square tile size,\n- None: whole image."
+    assert (
+        params["window_size"] == "Tiling strategy:\n- int: square tile size,\n- None: whole image."
+    )
     assert params["flag"] == "Turn it on. Defaults to False."
     assert returns == "List[str]: Paths to the outputs, one per input."
 
