@@ -16,6 +16,9 @@ logger = logging.getLogger("spectralmatch")
 
 ProgressCallback = Callable[[float, str], object]
 
+# True while the DEBUG level of the logger comes from configure_logging(debug_logs=True).
+_debug_set_here = False
+
 
 def configure_logging(debug_logs: bool = False) -> None:
     """Give the ``spectralmatch`` logger a stderr handler unless the application set one up.
@@ -23,6 +26,7 @@ def configure_logging(debug_logs: bool = False) -> None:
     ``debug_logs=True`` lowers the level to DEBUG; otherwise INFO messages ("Start ...") and
     warnings are shown.
     """
+    global _debug_set_here
     root = logging.getLogger()
     if not logger.handlers and not root.handlers:
         handler = logging.StreamHandler(sys.stderr)
@@ -31,8 +35,14 @@ def configure_logging(debug_logs: bool = False) -> None:
         logger.propagate = False
     if debug_logs:
         logger.setLevel(logging.DEBUG)
-    elif logger.level == logging.NOTSET or logger.level > logging.INFO:
-        logger.setLevel(logging.INFO)
+        _debug_set_here = True
+    else:
+        # An earlier debug_logs=True call must not keep later runs verbose; a DEBUG level the
+        # application chose itself is kept.
+        if (logger.level == logging.NOTSET or logger.level > logging.INFO
+                or (_debug_set_here and logger.level == logging.DEBUG)):
+            logger.setLevel(logging.INFO)
+        _debug_set_here = False
 
 
 class Progress:

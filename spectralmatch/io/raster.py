@@ -1,8 +1,10 @@
 """Opening rasters, describing them (:class:`RasterInfo`), validating sets of inputs, reading.
 
 GDAL exceptions are switched on when this module is imported: failures raise, while GDAL
-warnings (e.g. TIFF photometric notes) are only logged. Open datasets are cached per thread
-(each worker opens its own handles; GDAL handles are neither picklable nor thread-safe).
+warnings (e.g. TIFF photometric notes) never abort; GDAL reports them through its own error
+handler (stderr by default, Python logging after ``gdal.ConfigurePythonLogging()``). Open
+datasets are cached per thread (each worker opens its own handles; GDAL handles are neither
+picklable nor thread-safe).
 """
 from __future__ import annotations
 
@@ -51,13 +53,32 @@ def numpy_dtype_name(gdal_type: int) -> str:
     return np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(gdal_type)).name
 
 
+def band_dtype_name(band: gdal.Band) -> str:
+    """numpy dtype name of a band, including GDAL < 3.7's signed bytes (Byte + SIGNEDBYTE)."""
+    if (band.DataType == gdal.GDT_Byte
+            and band.GetMetadataItem("PIXELTYPE", "IMAGE_STRUCTURE") == "SIGNEDBYTE"):
+        return "int8"
+    return numpy_dtype_name(band.DataType)
+
+
 def gdal_type(dtype: str | np.dtype) -> int:
-    """GDAL data type code of a numpy dtype."""
+    """GDAL data type code of a numpy dtype.
+
+    GDAL < 3.7 has no Int8 type: int8 maps to Byte, and files need the ``PIXELTYPE=SIGNEDBYTE``
+    creation option (see :func:`dtype_creation_options`).
+    """
     code = gdal_array.NumericTypeCodeToGDALTypeCode(np.dtype(dtype))
     if code is None:
         raise ParameterError(f"dtype '{dtype}' cannot be stored by GDAL; use one of "
                              f"{', '.join(SUPPORTED_DTYPES)}")
     return code
+
+
+def dtype_creation_options(dtype: str | np.dtype) -> list[str]:
+    """Creation options a GeoTIFF needs to store ``dtype`` (signed bytes on GDAL < 3.7)."""
+    if np.dtype(dtype) == np.int8 and gdal_type(dtype) == gdal.GDT_Byte:
+        return ["PIXELTYPE=SIGNEDBYTE"]
+    return []
 
 
 @dataclass(frozen=True)
@@ -92,7 +113,7 @@ class RasterInfo:
             width=ds.RasterXSize,
             height=ds.RasterYSize,
             band_count=ds.RasterCount,
-            dtype=numpy_dtype_name(bands[0].DataType),
+            dtype=band_dtype_name(bands[0]),
             nodata=tuple(b.GetNoDataValue() for b in bands),
             geotransform=tuple(ds.GetGeoTransform(can_return_null=True) or (0, 1, 0, 0, 0, 1)),
             crs_wkt=ds.GetProjection() or "",
@@ -239,13 +260,36 @@ def check_nodata_fits(nodata: float | None, dtype: str, *, parameter: str = "cus
     dt = np.dtype(dtype)
     if dt.kind in "iu":
         info = np.iinfo(dt)
-        if math.isnan(nodata) or nodata != int(nodata) or not info.min <= nodata <= info.max:
+        # isfinite first: int(inf) would raise OverflowError instead of a clear message.
+        if (not math.isfinite(nodata) or nodata != int(nodata)
+                or not info.min <= nodata <= info.max):
             raise ParameterError(f"{parameter}: nodata {nodata} cannot be stored in {dtype} "
                                  f"(integers from {info.min} to {info.max})")
+    elif dt.kind == "f":
+        limit = float(np.finfo(dt).max)
+        if math.isfinite(nodata) and abs(nodata) > limit:
+            raise ParameterError(f"{parameter}: nodata {nodata} cannot be stored in {dtype} "
+                                 f"(finite values up to ±{limit:g}, NaN or ±inf)")
 
 
 # Per-thread cache of open datasets: workers (threads or processes) reuse handles by path.
 _local = threading.local()
+
+
+def _forget_inherited_datasets() -> None:
+    # A forked worker must not read through the parent's handles: they share the file offset
+    # with the parent and every sibling, so concurrent reads would interleave. The inherited
+    # handles are kept referenced but unused, so closing them cannot touch the parent's files.
+    global _local
+    _inherited_caches.append(_local)
+    _local = threading.local()
+
+
+_inherited_caches: list[threading.local] = []
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_inherited_datasets)
 
 
 def cached_dataset(path: str) -> gdal.Dataset:

@@ -8,9 +8,12 @@ for every plan (statistics passes always use the default block-aligned plan, see
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Union
+
+import numpy as np
 
 from ..errors import ParameterError
 
@@ -127,6 +130,12 @@ def block_aligned_tile_size(width: int, height: int, block_size: tuple[int, int]
     return min(width, blocks_along * bw), bh
 
 
+def _is_positive_int(value: object) -> bool:
+    # numpy integers count; bools (an int subclass) and floats do not.
+    return (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+            and value > 0)
+
+
 def normalize_window_size(window_size: WindowSize, *, parameter: str = "window_size",
                           extra: Sequence[str] = ()) -> WindowSize:
     """Validate ``window_size`` and return it in canonical form (None, int tuple or keyword)."""
@@ -135,13 +144,10 @@ def normalize_window_size(window_size: WindowSize, *, parameter: str = "window_s
     if isinstance(window_size, str):
         if window_size in ("internal", "whole", *extra):
             return window_size
-    elif isinstance(window_size, bool):
-        pass
-    elif isinstance(window_size, int):
-        if window_size > 0:
-            return (window_size, window_size)
-    elif isinstance(window_size, Sequence) and len(window_size) == 2 and all(
-            isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in window_size):
+    elif _is_positive_int(window_size):
+        return (int(window_size), int(window_size))
+    elif (isinstance(window_size, Sequence) and not isinstance(window_size, (bytes, bytearray))
+          and len(window_size) == 2 and all(_is_positive_int(v) for v in window_size)):
         return (int(window_size[0]), int(window_size[1]))
     accepted = ACCEPTED_WINDOW_SIZES + "".join(f', "{e}"' for e in extra)
     raise ParameterError(f"{parameter}={window_size!r} is not accepted; use {accepted}")

@@ -16,7 +16,7 @@ import numpy as np
 from osgeo import gdal
 
 from ..errors import ParameterError
-from .raster import RasterInfo, gdal_type
+from .raster import RasterInfo, check_nodata_fits, dtype_creation_options, gdal_type
 from .windows import Window
 
 logger = logging.getLogger("spectralmatch.io")
@@ -37,7 +37,7 @@ def geotiff_creation_options(dtype: str, *, block_size: int = OUTPUT_BLOCK_SIZE)
         "TILED=YES", f"BLOCKXSIZE={block_size}", f"BLOCKYSIZE={block_size}",
         "COMPRESS=DEFLATE", "ZLEVEL=1", "PREDICTOR=2" if np.dtype(dtype).kind in "iu" else "PREDICTOR=1",
         "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND",
-        "NUM_THREADS=ALL_CPUS",
+        "NUM_THREADS=ALL_CPUS", *dtype_creation_options(dtype),
     ]
 
 
@@ -99,6 +99,7 @@ class RasterWriter:
         self.save_as_cog = save_as_cog
         self.nodata = nodata
         self.band_count = band_count
+        check_nodata_fits(nodata, self.dtype, parameter="nodata")
         self._temp = partial_path(self.path)
         self._cog_source = partial_path(self.path, "partial-src") if save_as_cog else None
         folder = os.path.dirname(os.path.abspath(self.path))
@@ -111,16 +112,31 @@ class RasterWriter:
         options = geotiff_creation_options(self.dtype)
         if save_as_cog:  # the COG driver re-encodes it anyway: keep the intermediate fast
             options = [o for o in options if not o.startswith(("COMPRESS", "ZLEVEL", "PREDICTOR"))]
+        self._done = False
         self._ds = driver.Create(target, width, height, band_count, gdal_type(self.dtype),
                                  options=options)
+        try:
+            self._set_up(geotransform, crs_wkt, band_descriptions, color_interpretations,
+                         metadata)
+        except BaseException:
+            self.abort()
+            raise
+
+    def _set_up(self, geotransform: Sequence[float], crs_wkt: str,
+                band_descriptions: Sequence[str], color_interpretations: Sequence[int],
+                metadata: Mapping[str, object] | None) -> None:
         self._ds.SetGeoTransform(list(geotransform))
         if crs_wkt:
             self._ds.SetProjection(crs_wkt)
-        for i in range(band_count):
+        nodata = self.nodata
+        if nodata is not None:
+            # 64-bit integer bands only accept Python ints (a float raises in the bindings).
+            nodata = int(nodata) if np.dtype(self.dtype).kind in "iu" else float(nodata)
+        for i in range(self.band_count):
             band = self._ds.GetRasterBand(i + 1)
             if nodata is not None:
-                band.SetNoDataValue(float(nodata))
-                band.Fill(float(nodata))
+                # No Fill: GTiff reads, and writes on closing, never-written blocks as nodata.
+                band.SetNoDataValue(nodata)
             if i < len(band_descriptions) and band_descriptions[i]:
                 band.SetDescription(band_descriptions[i])
             if i < len(color_interpretations) and color_interpretations[i]:
@@ -129,7 +145,6 @@ class RasterWriter:
             for key, value in metadata.items():
                 text = value if isinstance(value, str) else json.dumps(value, default=str)
                 self._ds.SetMetadataItem(METADATA_PREFIX + key.upper(), text)
-        self._done = False
 
     @classmethod
     def like(cls, info: RasterInfo, path: str, *, band_count: int | None = None,
