@@ -20,6 +20,11 @@ except PackageNotFoundError:  # running from a source tree without installation
 _PUBLIC_FUNCTIONS: dict[str, str] = {
     "global_regression": "spectralmatch.match.global_regression",
     "local_block_adjustment": "spectralmatch.match.local_block_adjustment",
+    "align_rasters": "spectralmatch.mosaic.align_rasters",
+    "voronoi_center_seamline": "spectralmatch.seamline.voronoi_center_seamline",
+    "mask_rasters": "spectralmatch.mask.mask_rasters",
+    "merge_rasters": "spectralmatch.mosaic.merge_rasters",
+    "merge_vectors": "spectralmatch.vector.merge_vectors",
     "search_paths": "spectralmatch.io.paths",
     "create_paths": "spectralmatch.io.paths",
     "match_paths": "spectralmatch.io.paths",

@@ -162,6 +162,10 @@ def _make_converter(type_text: str) -> Callable[[str], Any]:
     return convert
 
 
+def _is_callback(name: str, type_text: str) -> bool:
+    return name == "progress" or "Callable" in type_text or "ProgressCallback" in type_text
+
+
 def _command_spec(name: str, func: Callable[..., Any]) -> _CommandSpec:
     signature = inspect.signature(func)
     doc = parse_docstring(inspect.getdoc(func))
@@ -170,6 +174,8 @@ def _command_spec(name: str, func: Callable[..., Any]) -> _CommandSpec:
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue  # *args / **kwargs cannot be described on a command line
         type_text = _render_annotation(param.annotation) or doc.param_types.get(param.name, "")
+        if _is_callback(param.name, type_text):
+            continue  # callbacks (e.g. progress=) are for programs; the CLI shows its own bar
         required = param.default is inspect.Parameter.empty
         is_bool = type_text == "bool" or (not type_text and isinstance(param.default, bool))
         params.append(

@@ -39,7 +39,10 @@ def write_layers(path: str, layers: Sequence[tuple], crs: str) -> None:
             names = list(fields)
             values = [np.array(fields[n], dtype=object) for n in names]
             pyogrio.raw.write(temp, wkb, values, names, layer=layer, driver="GPKG",
-                              geometry_type=kind, crs=crs or None)
+                              geometry_type=kind, crs=crs or None,
+                              # pyogrio's own GDAL writes GeoPackage 1.4, which GDAL 3.6 reads
+                              # only with a warning; 1.2 reads cleanly everywhere.
+                              dataset_options={"VERSION": "1.2"} if layer == layers[0][0] else None)
         os.replace(temp, path)
     except BaseException:
         _remove(temp)
