@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import shapely
-from scipy.spatial import QhullError, Voronoi, cKDTree
 from shapely import STRtree
 
 from ._footprints import as_multipolygon
@@ -69,7 +68,7 @@ class _Group:
     owner: int | None = None  # the single competing member, if there is one
     coords: np.ndarray | None = None  # Voronoi seeds (n, 2) and their image labels (n,)
     labels: np.ndarray | None = None
-    tree: cKDTree | None = None
+    tree: object | None = None  # scipy.spatial.cKDTree (imported lazily: slow import)
 
 
 def overlapping_pairs(footprints: Sequence[shapely.Geometry], grid: float | None = None
@@ -285,6 +284,8 @@ def _plan_groups(faces: np.ndarray, covering: list[frozenset[int]], spacing: flo
         if len(np.unique(labels)) == 1:
             groups[group] = _Group(owner=int(labels[0]))
             continue
+        from scipy.spatial import cKDTree
+
         groups[group] = _Group(coords=coords, labels=labels, tree=cKDTree(coords))
         seam = _seam_lines(region, coords, labels, grid, tolerance)
         if seam is not None:
@@ -335,6 +336,8 @@ def _relevant_seeds(region: shapely.Geometry, coords: np.ndarray, spacing: float
     inside = shapely.contains_xy(region, gx, gy)
     samples = np.concatenate([np.column_stack([gx[inside], gy[inside]]),
                               sample_boundary(shapely.boundary(region), h)])
+    from scipy.spatial import cKDTree
+
     reach = float(cKDTree(coords).query(samples)[0].max()) + 1.25 * h + spacing
     return shapely.dwithin(shapely.points(coords), region, reach)
 
@@ -351,6 +354,8 @@ def _label_boundaries(coords: np.ndarray, labels: np.ndarray) -> np.ndarray:
     frame = centre + far * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=float)
     # Centred coordinates keep Qhull precise; vertices are shifted back below.
     points = np.concatenate([coords, frame]) - centre
+    from scipy.spatial import QhullError, Voronoi
+
     try:
         vor = Voronoi(points)
     except QhullError:  # pragma: no cover - precision trouble: joggle the input slightly
