@@ -259,3 +259,27 @@ def test_creates_missing_output_folder(tmp_path) -> None:
     with _new_writer(path, data) as w:
         w.write(Window(0, 0, 4, 4), data)
     np.testing.assert_array_equal(_read(str(path)), data)
+
+
+def _write_in_child(path: str) -> str:
+    import numpy as np
+
+    from spectralmatch.io.windows import Window
+    from spectralmatch.io.writer import RasterWriter
+
+    with RasterWriter(path, width=1024, height=1024, band_count=1, dtype="int16",
+                      geotransform=(0, 1, 0, 1024, 0, -1), crs_wkt="") as writer:
+        writer.write(Window(0, 0, 1024, 1024),
+                     np.random.default_rng(0).integers(0, 1000, (1, 1024, 1024), dtype=np.int16))
+    return path
+
+
+def test_forked_child_can_write_after_parent_used_gdal_threads(tmp_path):
+    """GDAL's thread pool does not survive fork(); a forked child must not hang writing."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    _write_in_child(str(tmp_path / "parent.tif"))  # starts GDAL's compression threads here
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork")) as pool:
+        result = pool.submit(_write_in_child, str(tmp_path / "child.tif")).result(timeout=60)
+    assert os.path.getsize(result) > 0

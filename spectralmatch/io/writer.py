@@ -28,6 +28,24 @@ OUTPUT_BLOCK_SIZE = 512
 METADATA_PREFIX = "SPECTRALMATCH_"
 
 
+# GDAL's worker-thread pool does not survive fork(): a forked child that compresses with
+# NUM_THREADS hangs forever. Children of a fork therefore compress on their own thread.
+_in_forked_child = False
+
+
+def _mark_forked_child() -> None:
+    global _in_forked_child
+    _in_forked_child = True
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_mark_forked_child)
+
+
+def _threads_option() -> list[str]:
+    return [] if _in_forked_child else ["NUM_THREADS=ALL_CPUS"]
+
+
 def geotiff_creation_options(dtype: str, *, block_size: int = OUTPUT_BLOCK_SIZE) -> list[str]:
     """Creation options of every GeoTIFF spectralmatch writes (tiled, DEFLATE, BIGTIFF if safer).
 
@@ -37,7 +55,7 @@ def geotiff_creation_options(dtype: str, *, block_size: int = OUTPUT_BLOCK_SIZE)
         "TILED=YES", f"BLOCKXSIZE={block_size}", f"BLOCKYSIZE={block_size}",
         "COMPRESS=DEFLATE", "ZLEVEL=1", "PREDICTOR=2" if np.dtype(dtype).kind in "iu" else "PREDICTOR=1",
         "BIGTIFF=IF_SAFER", "INTERLEAVE=BAND",
-        "NUM_THREADS=ALL_CPUS", *dtype_creation_options(dtype),
+        *_threads_option(), *dtype_creation_options(dtype),
     ]
 
 
@@ -47,7 +65,7 @@ def cog_creation_options(dtype: str, *, block_size: int = OUTPUT_BLOCK_SIZE) -> 
         f"BLOCKSIZE={block_size}", "COMPRESS=DEFLATE", "LEVEL=6",
         "PREDICTOR=YES" if np.dtype(dtype).kind in "iu" else "PREDICTOR=NO",
         "BIGTIFF=IF_SAFER", "OVERVIEWS=IGNORE_EXISTING", "RESAMPLING=AVERAGE",
-        "NUM_THREADS=ALL_CPUS",
+        *_threads_option(),
     ]
 
 
