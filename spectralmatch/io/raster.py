@@ -28,7 +28,7 @@ osr.UseExceptions()
 if "GDAL_CACHEMAX" not in os.environ:
     # GDAL's default block cache is 5 % of RAM; windows are read and written whole, so a modest
     # cache keeps memory bounded by the window plan instead of the machine size.
-    gdal.SetCacheMax(min(gdal.GetCacheMax(), 256 * 1024 * 1024))
+    gdal.SetCacheMax(min(gdal.GetCacheMax(), 64 * 1024 * 1024))
 
 #: numpy dtype names that GDAL can store, in the order GDAL numbers them.
 SUPPORTED_DTYPES = ("uint8", "int8", "uint16", "int16", "uint32", "int32", "int64", "uint64",
