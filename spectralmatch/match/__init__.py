@@ -1,0 +1,1 @@
+"""Radiometric matching of overlapping rasters (global regression, local block adjustment)."""
