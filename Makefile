@@ -5,7 +5,7 @@ setup:
 	bash scripts/setup.sh --dev
 
 demo: setup
-	.venv/bin/python -m spectralmatch demo --output demo_output
+	.venv/bin/spectralmatch demo --output-folder demo_output
 
 test: setup
 	.venv/bin/python -m pytest -q -p no:cacheprovider tests
