@@ -175,3 +175,12 @@ def run_unordered_images(fn: Callable[[T], R], tasks: list[T], workers: Workers 
     """Run one task per image (each may write its own output); results in task order."""
     return list(run_ordered(fn, tasks, workers, describe=describe,
                             max_in_flight=len(tasks) or 1, parameter="image_parallel_workers"))
+
+
+def kernel_threads(*settings: Workers) -> int:
+    """Threads one kernel call may use: all CPUs when every given setting is serial, else 1.
+
+    Kernels split a window into row bands on threads (see ``spectralmatch.kernels._threads``);
+    when images or windows already run in parallel, that would only oversubscribe the CPUs.
+    """
+    return cpu_count() if all(s.is_serial for s in settings) else 1

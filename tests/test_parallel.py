@@ -7,6 +7,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from spectralmatch.errors import ParameterError, RasterError, SpectralMatchError, WorkerError
@@ -172,7 +173,9 @@ def test_bounded_in_flight(workers, max_in_flight, limit) -> None:
 
 
 def _spectralmatch_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("spectralmatch")]
+    # Run pools only; the shared kernel row-band pool ("spectralmatch-kernel") lives on.
+    return [t for t in threading.enumerate()
+            if t.name.startswith("spectralmatch") and not t.name.startswith("spectralmatch-kernel")]
 
 
 def test_keyboard_interrupt_from_the_consumer_stops_the_thread_pool() -> None:
@@ -219,3 +222,31 @@ def test_run_unordered_images_returns_all_results_in_order() -> None:
     assert run_unordered_images(square_with_jitter, [], None) == []
     with pytest.raises(ParameterError, match="image_parallel_workers"):
         run_unordered_images(square_with_jitter, [1], ("thread", 0))
+
+
+def test_row_bands_cover_rows_once_and_run_on_threads() -> None:
+    from spectralmatch.kernels._threads import row_bands, run_row_bands
+
+    for rows, threads in [(1, 4), (15, 2), (100, 3), (1000, 2), (7, 1)]:
+        bands = row_bands(rows, threads)
+        covered = [r for start, stop in bands for r in range(start, stop)]
+        assert covered == list(range(rows))
+        assert len(bands) <= threads
+    seen = np.zeros(200, int)
+    names = set()
+
+    def mark(start: int, stop: int) -> None:
+        seen[start:stop] += 1
+        names.add(threading.current_thread().name)
+
+    run_row_bands(mark, 200, 2)
+    assert (seen == 1).all()
+    assert any(n.startswith("spectralmatch-kernel") for n in names)
+
+
+def test_kernel_threads_only_when_everything_is_serial() -> None:
+    from spectralmatch.parallel import cpu_count, kernel_threads
+
+    serial = resolve_workers(None)
+    assert kernel_threads(serial, serial) == cpu_count()
+    assert kernel_threads(serial, resolve_workers(("thread", 2))) == 1

@@ -10,6 +10,7 @@ from spectralmatch._kernels import local_correct as _local
 from spectralmatch.errors import ParameterError
 from spectralmatch.io.dtypes import output_range
 
+from ._threads import run_row_bands
 from .blocks import KERNEL_DTYPES, pixel_nodata
 
 METHODS = {"gamma": _local.GAMMA, "linear": _local.LINEAR}
@@ -19,7 +20,7 @@ def correct_window(data: np.ndarray, ref_map: np.ndarray, loc_map: np.ndarray,
                    frow: np.ndarray, fcol: np.ndarray, shift: Sequence[float], *,
                    alpha: float = 1.0, method: str = "gamma", nodata_in: float | None = None,
                    nodata_out: float | None = None, out_dtype: str | np.dtype | None = None,
-                   out: np.ndarray | None = None) -> np.ndarray:
+                   out: np.ndarray | None = None, threads: int = 1) -> np.ndarray:
     """Locally correct one window in a single pass (see ``src_cython/local_correct.pyx``).
 
     For band ``k`` and valid pixel ``P``: ``R``, ``L`` = NaN-aware bilinear interpolation of
@@ -42,6 +43,7 @@ def correct_window(data: np.ndarray, ref_map: np.ndarray, loc_map: np.ndarray,
         nodata_out (float | None): Output nodata value or None.
         out_dtype (str | np.dtype | None): Output dtype (default: the input dtype).
         out (np.ndarray | None): Optional preallocated C-contiguous output.
+        threads (int): Threads the window may be split over by rows (results do not change).
 
     Returns:
         np.ndarray: The corrected window.
@@ -73,8 +75,19 @@ def correct_window(data: np.ndarray, ref_map: np.ndarray, loc_map: np.ndarray,
         raise ParameterError(f"nodata {nodata_out} cannot be stored in {out_name}")
     nodata_in = pixel_nodata(nodata_in, data.dtype)
     use_in = nodata_in is not None
-    _local.correct_window(data, out, ref, loc, np.ascontiguousarray(frow, dtype=np.float64),
-                          np.ascontiguousarray(fcol, dtype=np.float64), sh, float(alpha),
-                          METHODS[method], float(nodata_in) if use_in else 0.0, use_in,
-                          is_integer, lo, hi, nd_out, use_out)
+    frow = np.ascontiguousarray(frow, dtype=np.float64)
+    fcol = np.ascontiguousarray(fcol, dtype=np.float64)
+    if frow.shape[0] != data.shape[1]:
+        raise ParameterError(f"frow needs {data.shape[1]} entries, got {frow.shape[0]}")
+
+    def run(start: int, stop: int) -> None:
+        # One band at a time keeps every view C-contiguous, as the kernel requires.
+        for k in range(data.shape[0]):
+            band = slice(k, k + 1)
+            _local.correct_window(data[band, start:stop], out[band, start:stop], ref[band],
+                                  loc[band], frow[start:stop], fcol, sh[band], float(alpha),
+                                  METHODS[method], float(nodata_in) if use_in else 0.0, use_in,
+                                  is_integer, lo, hi, nd_out, use_out)
+
+    run_row_bands(run, data.shape[1], threads)
     return out

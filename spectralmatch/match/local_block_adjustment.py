@@ -35,7 +35,7 @@ from spectralmatch.io.raster import (
 from spectralmatch.io.windows import Window, normalize_window_size, plan_windows
 from spectralmatch.io.writer import RasterWriter
 from spectralmatch.kernels.local_correct import correct_window
-from spectralmatch.parallel import Workers, resolve_workers, run_ordered
+from spectralmatch.parallel import Workers, kernel_threads, resolve_workers, run_ordered
 from spectralmatch.progress import Progress, configure_logging
 
 from . import _block_maps_file as maps_file
@@ -643,6 +643,7 @@ def _save_maps(run: _Run) -> None:
 class _WindowTask:
     correction: _Correction
     window: Window
+    kernel_threads: int = 1
 
     def describe(self) -> str:
         return f"correcting '{self.correction.info.name}', window {self.window}"
@@ -656,6 +657,7 @@ class _ImageTask:
     window_workers: Workers
     save_as_cog: bool
     metadata: dict
+    kernel_threads: int = 1
 
     def describe(self) -> str:
         return f"writing '{self.output}' from '{self.correction.info.name}'"
@@ -678,12 +680,12 @@ def _correct_window(task: _WindowTask) -> np.ndarray:
     return correct_window(data, c.ref, c.loc, c.grid.frow(w.row_off, w.height, c.rect),
                           c.grid.fcol(w.col_off, w.width, c.rect), c.shift, alpha=c.alpha,
                           method=c.method, nodata_in=c.nodata, nodata_out=c.nodata,
-                          out_dtype=c.output_dtype)
+                          out_dtype=c.output_dtype, threads=task.kernel_threads)
 
 
 def _apply_image(task: _ImageTask, bar: Progress | None = None) -> str:
     c = task.correction
-    window_tasks = [_WindowTask(c, w) for w in task.windows()]
+    window_tasks = [_WindowTask(c, w, task.kernel_threads) for w in task.windows()]
     with RasterWriter.like(c.info, task.output, dtype=c.output_dtype, nodata=c.nodata,
                            save_as_cog=task.save_as_cog, metadata=task.metadata) as writer:
         arrays = run_ordered(_correct_window, window_tasks, task.window_workers,
@@ -714,7 +716,8 @@ def _apply_pass(run: _Run, corrections: list[_Correction]) -> list[str]:
                     "canvas": list(run.canvas.bounds),
                     "shift": [float(v) for v in correction.shift]}
         tasks.append(_ImageTask(correction, output, run.window_size, run.window_workers,
-                                run.save_as_cog, metadata))
+                                run.save_as_cog, metadata,
+                                kernel_threads(run.image_workers, run.window_workers)))
     callback = _scaled(run.progress, 0.4, 0.6)
     if run.image_workers.is_serial:
         total = sum(len(t.windows()) for t in tasks)
