@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, TypeVar, Union
+from typing import Any, TypeVar
 
 from .errors import ParameterError, SpectralMatchError, WorkerError
 
@@ -25,7 +25,7 @@ logger = logging.getLogger("spectralmatch")
 
 T = TypeVar("T")
 R = TypeVar("R")
-WorkerSetting = Union[None, tuple, list, Executor]
+WorkerSetting = tuple | list | Executor | None
 
 ACCEPTED = ('None (serial), ("process", "cpu" | int), ("thread", "cpu" | int) or a '
             'concurrent.futures.Executor')

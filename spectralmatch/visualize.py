@@ -71,7 +71,7 @@ def save_before_after_png(before_path: str, after_path: str, png_path: str, *,
         return np.concatenate([np.nan_to_num(out), alpha], axis=-1)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 6.4))
-    for ax, img, title in zip(axes, (before, after), titles):
+    for ax, img, title in zip(axes, (before, after), titles, strict=True):
         ax.imshow(stretch(img), interpolation="nearest")
         ax.set_title(title)
         ax.axis("off")

@@ -209,7 +209,7 @@ def inspect_rasters(paths: Sequence[str], *, require_georeferenced: bool = True,
                               f"'{first.path}' has {first.band_count}; all inputs need the same "
                               "band count")
         if same_nodata:
-            for band, (a, b) in enumerate(zip(first.nodata, info.nodata), start=1):
+            for band, (a, b) in enumerate(zip(first.nodata, info.nodata, strict=False), start=1):
                 if not _same_value(a, b):
                     raise RasterError(
                         f"{parameter}: band {band} of '{info.path}' has nodata {b} but "

@@ -11,7 +11,6 @@ import math
 import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Union
 
 import numpy as np
 
@@ -20,7 +19,7 @@ from ..errors import ParameterError
 #: Default memory budget of one window (all bands, input dtype): 32 MiB.
 DEFAULT_WINDOW_BYTES = 32 * 1024 * 1024
 
-WindowSize = Union[None, int, Sequence[int], str]
+WindowSize = int | Sequence[int] | str | None
 ACCEPTED_WINDOW_SIZES = (
     'None (automatic block-aligned plan), "auto", a positive int (square tiles), '
     '(width, height), "internal" (the file\'s own blocks) or "whole" (one window)'
