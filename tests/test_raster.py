@@ -369,3 +369,17 @@ def test_open_raster_update_and_errors(make_raster, tmp_path) -> None:
     assert RasterInfo.from_path(path).band_descriptions[0] == "edited"
     with pytest.raises(RasterError, match="my_param"):
         open_raster(str(tmp_path / "missing.tif"), parameter="my_param")
+
+
+def test_cached_dataset_reopens_a_replaced_file(tmp_path, make_raster):
+    import numpy as np
+
+    import os
+
+    from spectralmatch.io.raster import cached_dataset
+
+    path = make_raster(tmp_path / "a.tif", np.full((1, 4, 4), 1, np.uint16))
+    assert cached_dataset(path).ReadAsArray().max() == 1
+    other = make_raster(tmp_path / "b.tif", np.full((1, 4, 4), 9, np.uint16))
+    os.replace(other, path)
+    assert cached_dataset(path).ReadAsArray().max() == 9

@@ -293,14 +293,23 @@ if hasattr(os, "register_at_fork"):
 
 
 def cached_dataset(path: str) -> gdal.Dataset:
-    """A read-only dataset for ``path``, opened once per thread (and per process)."""
+    """A read-only dataset for ``path``, opened once per thread (and per process).
+
+    The cached handle is reopened when the file was replaced or changed since it was opened
+    (inode, size or modification time differ), so a later run never reads stale pixels.
+    """
     cache = getattr(_local, "datasets", None)
     if cache is None:
         cache = _local.datasets = {}
-    ds = cache.get(path)
-    if ds is None:
-        ds = cache[path] = open_raster(path)
-    return ds
+    try:
+        st = os.stat(path)
+        stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    except OSError:
+        stamp = None
+    entry = cache.get(path)
+    if entry is None or entry[1] != stamp:
+        entry = cache[path] = (open_raster(path), stamp)
+    return entry[0]
 
 
 def release_cached_datasets() -> None:
