@@ -60,7 +60,6 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage
 
 from ..errors import ParameterError
 from ._block_grid import SUBCELLS
@@ -274,6 +273,7 @@ def _fit(w: np.ndarray, d: np.ndarray, z: np.ndarray, data: Rect,
     y = ((np.arange(nr) + 0.5) / SUBCELLS)[np.newaxis, :, np.newaxis]
     x = ((np.arange(nc) + 0.5) / SUBCELLS)[np.newaxis, np.newaxis, :]
     kernel = np.ones((1, 3, 3))
+    from scipy import ndimage  # imported here: slow to import, and only needed for the solve
 
     def neighbourhood(values: np.ndarray) -> np.ndarray:
         return ndimage.convolve(_on(ev, _blocks_sum(values), data, 0.0), kernel,
@@ -420,6 +420,8 @@ def fill_nearest(ref: np.ndarray, loc: np.ndarray) -> list[int]:
             ref[b] = np.nan
             loc[b] = np.nan
             continue
+        from scipy import ndimage
+
         idx = ndimage.distance_transform_edt(~valid, return_distances=False, return_indices=True)
         ref[b] = ref[b][idx[0], idx[1]]
         loc[b] = loc[b][idx[0], idx[1]]
