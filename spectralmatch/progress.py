@@ -100,3 +100,11 @@ class Progress:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def scaled_callback(callback: ProgressCallback | None, start: float,
+                    span: float) -> ProgressCallback | None:
+    """A callback reporting ``start + span·fraction`` to ``callback`` (one step of several)."""
+    if callback is None:
+        return None
+    return lambda fraction, message: callback(start + span * fraction, message)

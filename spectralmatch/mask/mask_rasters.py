@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_bool
 from ..errors import ParameterError, RasterError
 from ..io.paths import resolve_input_paths, resolve_output_paths
 from ..io.raster import RasterInfo, cached_dataset, check_nodata_fits, inspect_rasters, read_window
@@ -107,8 +108,7 @@ def mask_rasters(
     window_workers = resolve_workers(window_parallel_workers, parameter="window_parallel_workers")
     for name, value in (("include_touched_pixels", include_touched_pixels),
                         ("save_as_cog", save_as_cog), ("debug_logs", debug_logs)):
-        if not isinstance(value, (bool, np.bool_)):
-            raise ParameterError(f"{name} must be True or False, got {value!r}")
+        check_bool(value, name)
     if progress is not None and not callable(progress):
         raise ParameterError(f"progress must be a callable progress(fraction, message) or None, "
                              f"got {progress!r}")

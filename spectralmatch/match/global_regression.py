@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spectralmatch._checks import check_bool, jsonable
 from spectralmatch.errors import ParameterError, PathError, RasterError
 from spectralmatch.io.paths import resolve_input_paths, resolve_output_paths
 from spectralmatch.io.raster import (
@@ -32,7 +33,7 @@ from spectralmatch.io.windows import Window, normalize_window_size, plan_windows
 from spectralmatch.io.writer import RasterWriter
 from spectralmatch.kernels.correct import apply_linear
 from spectralmatch.parallel import Workers, resolve_workers, run_ordered
-from spectralmatch.progress import Progress, configure_logging
+from spectralmatch.progress import Progress, configure_logging, scaled_callback
 
 from . import _overlap
 from ._adjustments_file import LoadedModel, load_model_file, save_model_file
@@ -163,10 +164,6 @@ class _Run:
     overlap: dict[tuple[str, str], BandStats] = field(default_factory=dict)
 
 
-def _check_bool(value: object, parameter: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ParameterError(f"{parameter} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _check_factor(value: object, parameter: str) -> float:
@@ -213,7 +210,7 @@ def _prepare(input_images, output_images, parameters: dict, *, debug_logs: bool,
              progress) -> _Run:
     """Resolve and validate everything; raises before any output exists."""
     p = parameters
-    _check_bool(debug_logs, "debug_logs")
+    check_bool(debug_logs, "debug_logs")
     calculation_dtype = _check_calculation_dtype(p["calculation_dtype"])
     mean_factor = _check_factor(p["custom_mean_factor"], "custom_mean_factor")
     std_factor = _check_factor(p["custom_std_factor"], "custom_std_factor")
@@ -221,8 +218,8 @@ def _prepare(input_images, output_images, parameters: dict, *, debug_logs: bool,
     if isinstance(min_overlap, bool) or not isinstance(min_overlap, (int, np.integer)) \
             or min_overlap < 0:
         raise ParameterError(f"min_overlap_size must be an int >= 0, got {min_overlap!r}")
-    weight_by_size = _check_bool(p["weight_by_size"], "weight_by_size")
-    save_as_cog = _check_bool(p["save_as_cog"], "save_as_cog")
+    weight_by_size = check_bool(p["weight_by_size"], "weight_by_size")
+    save_as_cog = check_bool(p["save_as_cog"], "save_as_cog")
     window_size = normalize_window_size(p["window_size"])
     image_workers = resolve_workers(p["image_parallel_workers"], parameter="image_parallel_workers")
     window_workers = resolve_workers(p["window_parallel_workers"],
@@ -284,7 +281,7 @@ def _prepare(input_images, output_images, parameters: dict, *, debug_logs: bool,
                window_workers=window_workers, save_as_cog=save_as_cog, names=all_names,
                included=included, custom_mean_factor=mean_factor, custom_std_factor=std_factor,
                min_overlap_size=int(min_overlap), weight_by_size=weight_by_size,
-               parameters=_jsonable(p), progress=progress, loaded=loaded, pairs_to_compute=[])
+               parameters=jsonable(p), progress=progress, loaded=loaded, pairs_to_compute=[])
     _plan_pairs(run)
     return run
 
@@ -296,16 +293,6 @@ def _check_model_path(path: str, rasters: Sequence[str]) -> None:
             raise PathError(f"save_adjustments '{path}' is the same file as raster '{raster}'")
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return repr(value)
 
 
 def _plan_pairs(run: _Run) -> None:
@@ -346,10 +333,6 @@ def _plan_pairs(run: _Run) -> None:
 # --------------------------------------------------------------------------- statistics
 
 
-def _scaled(callback, start: float, span: float):
-    if callback is None:
-        return None
-    return lambda fraction, message: callback(start + span * fraction, message)
 
 
 def _statistics_pass(run: _Run) -> None:
@@ -366,7 +349,7 @@ def _statistics_pass(run: _Run) -> None:
         totals[key] = _overlap.merge_accumulators(total, part)
 
     with Progress(len(tasks), "Statistics",
-                  callback=_scaled(run.progress, 0.0, 0.4)) as bar:
+                  callback=scaled_callback(run.progress, 0.0, 0.4)) as bar:
         for task, (whole, joints) in zip(tasks, run_ordered(
                 _overlap.run_stats_task, tasks, workers, describe=_overlap.StatsTask.describe,
                 parameter="window_parallel_workers"), strict=True):
@@ -554,7 +537,7 @@ def _apply_pass(run: _Run, solution: ModelSolution) -> list[str]:
                                 tuple(map(float, solution.offset[k])), run.nodata,
                                 run.output_dtype, run.calculation_dtype, run.window_size,
                                 run.window_workers, run.save_as_cog, metadata))
-    callback = _scaled(run.progress, 0.4, 0.6)
+    callback = scaled_callback(run.progress, 0.4, 0.6)
     if run.image_workers.is_serial:
         total = sum(len(t.windows()) for t in tasks)
         with Progress(total, "Applying adjustments", callback=callback) as bar:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from spectralmatch._checks import check_bool, jsonable
 from spectralmatch.errors import ParameterError, PathError, RasterError
 from spectralmatch.io.paths import resolve_input_paths, resolve_output_paths
 from spectralmatch.io.raster import (
@@ -36,7 +37,7 @@ from spectralmatch.io.windows import Window, normalize_window_size, plan_windows
 from spectralmatch.io.writer import RasterWriter
 from spectralmatch.kernels.local_correct import correct_window
 from spectralmatch.parallel import Workers, kernel_threads, resolve_workers, run_ordered
-from spectralmatch.progress import Progress, configure_logging
+from spectralmatch.progress import Progress, configure_logging, scaled_callback
 
 from . import _block_maps_file as maps_file
 from . import _block_stats as stats
@@ -231,10 +232,6 @@ def _check_fraction(value: object, parameter: str, what: str) -> float:
     return float(value)
 
 
-def _check_bool(value: object, parameter: str) -> bool:
-    if not isinstance(value, (bool, np.bool_)):
-        raise ParameterError(f"{parameter} must be True or False, got {value!r}")
-    return bool(value)
 
 
 def _check_number_of_blocks(value: object) -> object:
@@ -284,7 +281,7 @@ def _check_save(value: object) -> tuple[str, str] | None:
 
 def _prepare(input_images, output_images, p: dict, *, debug_logs: bool, progress) -> _Run:
     """Resolve and validate everything; raises before any output exists."""
-    _check_bool(debug_logs, "debug_logs")
+    check_bool(debug_logs, "debug_logs")
     calc = p["calculation_dtype"]
     try:
         calc = np.dtype(calc).name
@@ -293,7 +290,7 @@ def _prepare(input_images, output_images, p: dict, *, debug_logs: bool, progress
     if calc not in _CALCULATION_DTYPES:
         raise ParameterError(f"calculation_dtype={p['calculation_dtype']!r} is not accepted; use "
                              "'float32' or 'float64'")
-    save_as_cog = _check_bool(p["save_as_cog"], "save_as_cog")
+    save_as_cog = check_bool(p["save_as_cog"], "save_as_cog")
     alpha = _check_fraction(p["alpha"], "alpha", "1 = reference means, 0 = local means")
     method = p["correction_method"]
     if not isinstance(method, str) or method not in METHODS:
@@ -369,7 +366,7 @@ def _prepare(input_images, output_images, p: dict, *, debug_logs: bool, progress
                calculation_dtype=calc, vector_mask=vector_mask, window_size=window_size,
                image_workers=image_workers, window_workers=window_workers,
                save_as_cog=save_as_cog, alpha=alpha, method=method, threshold=threshold,
-               value_shift=None if shift is None else float(shift), parameters=_jsonable(p),
+               value_shift=None if shift is None else float(shift), parameters=jsonable(p),
                progress=progress, number_of_blocks=number_of_blocks, override=override,
                loaded_reference=loaded_reference, loaded_locals=loaded_locals,
                loaded_others=loaded_others)
@@ -434,22 +431,8 @@ def _place_images(run: _Run) -> None:
                               f"covers {grid.rect})")
 
 
-def _jsonable(value: object) -> object:
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    return repr(value)
 
 
-def _scaled(callback, start: float, span: float):
-    if callback is None:
-        return None
-    return lambda fraction, message: callback(start + span * fraction, message)
 
 
 # --------------------------------------------------------------------------- statistics
@@ -504,7 +487,7 @@ def _statistics_pass(run: _Run) -> None:
                 tasks += [stats.ExtremaTask(info, w, run.nodata)
                           for w in stats.statistics_windows(info)]
     with Progress(len(tasks), "Block statistics",
-                  callback=_scaled(run.progress, 0.0, 0.4)) as bar:
+                  callback=scaled_callback(run.progress, 0.0, 0.4)) as bar:
         results = run_ordered(_run_stats_task, tasks, _stats_workers(run),
                               describe=lambda t: t.describe(),
                               parameter="window_parallel_workers")
@@ -718,7 +701,7 @@ def _apply_pass(run: _Run, corrections: list[_Correction]) -> list[str]:
         tasks.append(_ImageTask(correction, output, run.window_size, run.window_workers,
                                 run.save_as_cog, metadata,
                                 kernel_threads(run.image_workers, run.window_workers)))
-    callback = _scaled(run.progress, 0.4, 0.6)
+    callback = scaled_callback(run.progress, 0.4, 0.6)
     if run.image_workers.is_serial:
         total = sum(len(t.windows()) for t in tasks)
         with Progress(total, "Local adjustment", callback=callback) as bar:
