@@ -184,3 +184,15 @@ def kernel_threads(*settings: Workers) -> int:
     when images or windows already run in parallel, that would only oversubscribe the CPUs.
     """
     return cpu_count() if all(s.is_serial for s in settings) else 1
+
+
+def read_ahead(image_workers: Workers, window_workers: Workers) -> Workers:
+    """Window setting of an apply pass: one read-ahead thread when everything else is serial.
+
+    With serial settings the caller would read, correct and write each window in turn; one
+    background thread reading and correcting the next window while the caller writes the
+    current one overlaps I/O with computation. Results are unchanged (ordered, per pixel).
+    """
+    if image_workers.is_serial and window_workers.is_serial:
+        return Workers("thread", 1)
+    return window_workers

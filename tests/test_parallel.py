@@ -250,3 +250,14 @@ def test_kernel_threads_only_when_everything_is_serial() -> None:
     serial = resolve_workers(None)
     assert kernel_threads(serial, serial) == cpu_count()
     assert kernel_threads(serial, resolve_workers(("thread", 2))) == 1
+
+
+def test_read_ahead_only_when_everything_is_serial() -> None:
+    from spectralmatch.parallel import read_ahead
+
+    serial = resolve_workers(None)
+    threads = resolve_workers(("thread", 2))
+    assert read_ahead(serial, serial).backend == "thread"
+    assert read_ahead(serial, serial).count == 1
+    assert read_ahead(serial, threads) is threads
+    assert read_ahead(resolve_workers(("process", 2)), serial).is_serial

@@ -32,7 +32,7 @@ from spectralmatch.io.vector import validate_vector_mask
 from spectralmatch.io.windows import Window, normalize_window_size, plan_windows
 from spectralmatch.io.writer import RasterWriter
 from spectralmatch.kernels.correct import apply_linear
-from spectralmatch.parallel import Workers, resolve_workers, run_ordered
+from spectralmatch.parallel import Workers, read_ahead, resolve_workers, run_ordered
 from spectralmatch.progress import Progress, configure_logging, scaled_callback
 
 from . import _overlap
@@ -536,7 +536,8 @@ def _apply_pass(run: _Run, solution: ModelSolution) -> list[str]:
         tasks.append(_ImageTask(info, output, tuple(map(float, solution.scale[k])),
                                 tuple(map(float, solution.offset[k])), run.nodata,
                                 run.output_dtype, run.calculation_dtype, run.window_size,
-                                run.window_workers, run.save_as_cog, metadata))
+                                read_ahead(run.image_workers, run.window_workers),
+                                run.save_as_cog, metadata))
     callback = scaled_callback(run.progress, 0.4, 0.6)
     if run.image_workers.is_serial:
         total = sum(len(t.windows()) for t in tasks)

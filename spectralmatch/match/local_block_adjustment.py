@@ -36,7 +36,13 @@ from spectralmatch.io.raster import (
 from spectralmatch.io.windows import Window, normalize_window_size, plan_windows
 from spectralmatch.io.writer import RasterWriter
 from spectralmatch.kernels.local_correct import correct_window
-from spectralmatch.parallel import Workers, kernel_threads, resolve_workers, run_ordered
+from spectralmatch.parallel import (
+    Workers,
+    kernel_threads,
+    read_ahead,
+    resolve_workers,
+    run_ordered,
+)
 from spectralmatch.progress import Progress, configure_logging, scaled_callback
 
 from . import _block_maps_file as maps_file
@@ -698,7 +704,8 @@ def _apply_pass(run: _Run, corrections: list[_Correction]) -> list[str]:
                     "parameters": run.parameters, "grid": list(run.canvas.shape),
                     "canvas": list(run.canvas.bounds),
                     "shift": [float(v) for v in correction.shift]}
-        tasks.append(_ImageTask(correction, output, run.window_size, run.window_workers,
+        tasks.append(_ImageTask(correction, output, run.window_size,
+                                read_ahead(run.image_workers, run.window_workers),
                                 run.save_as_cog, metadata,
                                 kernel_threads(run.image_workers, run.window_workers)))
     callback = scaled_callback(run.progress, 0.4, 0.6)
