@@ -372,9 +372,9 @@ def test_open_raster_update_and_errors(make_raster, tmp_path) -> None:
 
 
 def test_cached_dataset_reopens_a_replaced_file(tmp_path, make_raster):
-    import numpy as np
-
     import os
+
+    import numpy as np
 
     from spectralmatch.io.raster import cached_dataset
 
