@@ -196,3 +196,17 @@ def read_ahead(image_workers: Workers, window_workers: Workers) -> Workers:
     if image_workers.is_serial and window_workers.is_serial:
         return Workers("thread", 1)
     return window_workers
+
+
+def statistics_workers(image_workers: Workers, window_workers: Workers) -> Workers:
+    """Workers of a statistics pass (small accumulators per window, merged in task order).
+
+    The window setting wins, then the image setting; when both are serial the windows are
+    read and accumulated on one thread per CPU — the merge order, hence every number, is the
+    same as in a serial run.
+    """
+    if not window_workers.is_serial:
+        return window_workers
+    if not image_workers.is_serial:
+        return image_workers
+    return Workers("thread", cpu_count())

@@ -261,3 +261,15 @@ def test_read_ahead_only_when_everything_is_serial() -> None:
     assert read_ahead(serial, serial).count == 1
     assert read_ahead(serial, threads) is threads
     assert read_ahead(resolve_workers(("process", 2)), serial).is_serial
+
+
+def test_statistics_workers_prefer_the_window_setting_then_threads() -> None:
+    from spectralmatch.parallel import cpu_count, statistics_workers
+
+    serial = resolve_workers(None)
+    windows = resolve_workers(("process", 2))
+    images = resolve_workers(("thread", 3))
+    assert statistics_workers(images, windows) is windows
+    assert statistics_workers(images, serial) is images
+    both_serial = statistics_workers(serial, serial)
+    assert (both_serial.backend, both_serial.count) == ("thread", cpu_count())

@@ -32,7 +32,13 @@ from spectralmatch.io.vector import validate_vector_mask
 from spectralmatch.io.windows import Window, normalize_window_size, plan_windows
 from spectralmatch.io.writer import RasterWriter
 from spectralmatch.kernels.correct import apply_linear
-from spectralmatch.parallel import Workers, read_ahead, resolve_workers, run_ordered
+from spectralmatch.parallel import (
+    Workers,
+    read_ahead,
+    resolve_workers,
+    run_ordered,
+    statistics_workers,
+)
 from spectralmatch.progress import Progress, configure_logging, scaled_callback
 
 from . import _overlap
@@ -338,7 +344,7 @@ def _plan_pairs(run: _Run) -> None:
 def _statistics_pass(run: _Run) -> None:
     """Compute the whole-image and overlap statistics that were not loaded."""
     tasks = _statistics_tasks(run)
-    workers = run.window_workers if not run.window_workers.is_serial else run.image_workers
+    workers = statistics_workers(run.image_workers, run.window_workers)
     band_count = run.infos[0].band_count
     totals: dict[tuple[str, int], object] = {}
 

@@ -42,6 +42,7 @@ from spectralmatch.parallel import (
     read_ahead,
     resolve_workers,
     run_ordered,
+    statistics_workers,
 )
 from spectralmatch.progress import Progress, configure_logging, scaled_callback
 
@@ -445,7 +446,7 @@ def _place_images(run: _Run) -> None:
 
 
 def _stats_workers(run: _Run) -> Workers:
-    return run.window_workers if not run.window_workers.is_serial else run.image_workers
+    return statistics_workers(run.image_workers, run.window_workers)
 
 
 def _coefficient_of_variation_grid(run: _Run) -> None:
