@@ -26,3 +26,10 @@ def jsonable(value: object) -> object:
     if isinstance(value, os.PathLike):
         return os.fspath(value)
     return repr(value)
+
+
+def check_progress(value: object) -> None:
+    """Raise unless ``value`` is None or a callable ``progress(fraction, message)``."""
+    if value is not None and not callable(value):
+        raise ParameterError(f"progress must be a callable progress(fraction, message) or None, "
+                             f"got {value!r}")

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from osgeo import gdal
 
-from ..errors import ParameterError
+from .._checks import check_bool
 from .raster import RasterInfo, check_nodata_fits, dtype_creation_options, gdal_type
 from .windows import Window
 
@@ -110,8 +110,7 @@ class RasterWriter:
                  save_as_cog: bool = False, metadata: Mapping[str, object] | None = None,
                  band_descriptions: Sequence[str] = (),
                  color_interpretations: Sequence[int] = ()) -> None:
-        if not isinstance(save_as_cog, bool):
-            raise ParameterError(f"save_as_cog must be True or False, got {save_as_cog!r}")
+        save_as_cog = check_bool(save_as_cog, "save_as_cog")
         self.path = os.fspath(path)
         self.dtype = np.dtype(dtype).name
         self.save_as_cog = save_as_cog

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .._checks import check_bool
+from .._checks import check_bool, check_progress
 from ..errors import ParameterError, RasterError
 from ..io.paths import resolve_input_paths, resolve_output_paths
 from ..io.raster import RasterInfo, cached_dataset, check_nodata_fits, inspect_rasters, read_window
@@ -109,9 +109,7 @@ def mask_rasters(
     for name, value in (("include_touched_pixels", include_touched_pixels),
                         ("save_as_cog", save_as_cog), ("debug_logs", debug_logs)):
         check_bool(value, name)
-    if progress is not None and not callable(progress):
-        raise ParameterError(f"progress must be a callable progress(fraction, message) or None, "
-                             f"got {progress!r}")
+    check_progress(progress)
     if custom_nodata_value is not None and (
             isinstance(custom_nodata_value, (bool, np.bool_))
             or not isinstance(custom_nodata_value, (int, float, np.number))):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spectralmatch._checks import check_bool, jsonable
+from spectralmatch._checks import check_bool, check_progress, jsonable
 from spectralmatch.errors import ParameterError, PathError, RasterError
 from spectralmatch.io.paths import resolve_input_paths, resolve_output_paths
 from spectralmatch.io.raster import (
@@ -230,9 +230,7 @@ def _prepare(input_images, output_images, parameters: dict, *, debug_logs: bool,
     image_workers = resolve_workers(p["image_parallel_workers"], parameter="image_parallel_workers")
     window_workers = resolve_workers(p["window_parallel_workers"],
                                      parameter="window_parallel_workers")
-    if progress is not None and not callable(progress):
-        raise ParameterError(f"progress must be a callable progress(fraction, message) or None, "
-                             f"got {progress!r}")
+    check_progress(progress)
     specify = _check_specify(p["specify_model_images"])
     for name in ("save_adjustments", "load_adjustments"):
         if p[name] is not None and not isinstance(p[name], (str, os.PathLike)):

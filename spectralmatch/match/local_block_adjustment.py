@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from spectralmatch._checks import check_bool, jsonable
+from spectralmatch._checks import check_bool, check_progress, jsonable
 from spectralmatch.errors import ParameterError, PathError, RasterError
 from spectralmatch.io.paths import resolve_input_paths, resolve_output_paths
 from spectralmatch.io.raster import (
@@ -315,9 +315,7 @@ def _prepare(input_images, output_images, p: dict, *, debug_logs: bool, progress
     image_workers = resolve_workers(p["image_parallel_workers"], parameter="image_parallel_workers")
     window_workers = resolve_workers(p["window_parallel_workers"],
                                      parameter="window_parallel_workers")
-    if progress is not None and not callable(progress):
-        raise ParameterError(f"progress must be a callable progress(fraction, message) or None, "
-                             f"got {progress!r}")
+    check_progress(progress)
     save = _check_save(p["save_block_maps"])
     ref_path, local_paths = maps_file.check_load_parameter(p["load_block_maps"])
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_bool, check_progress
 from ..errors import ParameterError, RasterError
 from ..io.paths import resolve_input_paths, resolve_output_paths
 from ..io.raster import RasterInfo, inspect_rasters
@@ -110,19 +111,15 @@ def align_rasters(
     configure_logging(debug_logs)
     logger.info("Start align_rasters")
     method = normalize_resampling(resampling_method)
-    if not isinstance(tap, bool):
-        raise ParameterError(f"tap must be True or False, got {tap!r}")
+    check_bool(tap, "tap")
     if resolution not in RESOLUTION_STRATEGIES:
         raise ParameterError(f"resolution={resolution!r} is not accepted; use one of "
                              f"{', '.join(repr(s) for s in RESOLUTION_STRATEGIES)}")
     window_size = normalize_window_size(window_size)
     image_workers = resolve_workers(image_parallel_workers, parameter="image_parallel_workers")
     window_workers = resolve_workers(window_parallel_workers, parameter="window_parallel_workers")
-    if not isinstance(save_as_cog, bool):
-        raise ParameterError(f"save_as_cog must be True or False, got {save_as_cog!r}")
-    if progress is not None and not callable(progress):
-        raise ParameterError(f"progress must be a callable progress(fraction, message) or None, "
-                             f"got {progress!r}")
+    check_bool(save_as_cog, "save_as_cog")
+    check_progress(progress)
     target_wkt = parse_crs(target_crs)
 
     inputs = resolve_input_paths(input_images)

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._checks import check_bool, check_progress
 from ..errors import ParameterError, PathError
 from ..io.paths import resolve_input_paths
 from ..io.raster import (
@@ -123,11 +124,8 @@ def merge_rasters(
     workers = resolve_workers(window_parallel_workers, parameter="window_parallel_workers")
     if workers.is_serial and not image_workers.is_serial:
         workers = image_workers
-    if not isinstance(save_as_cog, bool):
-        raise ParameterError(f"save_as_cog must be True or False, got {save_as_cog!r}")
-    if progress is not None and not callable(progress):
-        raise ParameterError(f"progress must be a callable progress(fraction, message) or None, "
-                             f"got {progress!r}")
+    check_bool(save_as_cog, "save_as_cog")
+    check_progress(progress)
 
     inputs = resolve_input_paths(input_images)
     output_path = _check_output_path(output_image_path, inputs)

@@ -15,6 +15,7 @@ import numpy as np
 import shapely
 from shapely import STRtree
 
+from .._checks import check_bool
 from ..errors import ParameterError, PathError, RasterError, SpectralMatchError
 from ..io.paths import resolve_input_paths
 from ..io.raster import RasterInfo, inspect_rasters
@@ -157,8 +158,7 @@ def _check_parameters(field: object, spacing: object, cut: object, all_bands: ob
         if not ok:
             what = "a positive" if positive else "a non-negative"
             raise ParameterError(f"{name} must be {what} finite number (CRS units), got {value!r}")
-    if not isinstance(all_bands, bool):
-        raise ParameterError(f"require_all_bands must be True or False, got {all_bands!r}")
+    check_bool(all_bands, "require_all_bands")
 
 
 def _check_gpkg_path(path: object, parameter: str) -> str:
