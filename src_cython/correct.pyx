@@ -8,62 +8,18 @@ integer outputs; NaN results become nodata) and never equals the output nodata v
 stored. Arithmetic is float64, or float32 when ``single_precision`` is set (the seed's default
 ``calculation_dtype``).
 """
-from libc.float cimport FLT_MAX
-from libc.math cimport fabs, isnan, nextafterf, INFINITY
-from libc.stdint cimport int64_t
+from libc.math cimport isnan
 from pixel_types cimport pixel_t
-from convert cimport out_t, convert_value
-
-
-cdef inline double _round_half_away(double v) noexcept nogil:
-    """``round(v)`` (half away from zero) without a libm call: truncation is one instruction.
-
-    Exact: ``v - trunc(v)`` has no rounding error, and values of magnitude >= 2**52 are
-    already integers (NaN is handled by the caller).
-    """
-    cdef double t, d
-    if fabs(v) >= 4503599627370496.0:
-        return v
-    t = <double>(<int64_t>v)
-    d = v - t
-    # Comparisons as 0/1 values: no data-dependent branch (the fraction is random per pixel).
-    return t + <double>(d >= 0.5) - <double>(d <= -0.5)
-
-
-cdef inline double _to_integer(double v, double lo, double hi, double nodata,
-                               bint use_nodata) noexcept nogil:
-    """``convert_value`` for integer outputs (same rules), with the inline rounding above."""
-    if isnan(v):
-        return nodata if use_nodata else 0.0
-    v = _round_half_away(v)
-    v = lo if v < lo else v
-    v = hi if v > hi else v
-    if use_nodata and v == nodata:
-        if v < hi:
-            v = v + 1.0
-        else:
-            v = v - 1.0
-    return v
+from convert cimport out_t, store_value
 
 
 cdef inline out_t _store(double v, out_t nd_out, double nodata_out, bint use_nodata_out,
                          bint keep_nan, double lo, double hi) noexcept nogil:
     """The output value of a valid pixel whose corrected value is ``v``."""
-    cdef out_t o
-    cdef float of
     if out_t is float or out_t is double:
         if keep_nan and isnan(v):
             return <out_t>v
-        o = <out_t>convert_value(v, False, lo, hi, nodata_out, use_nodata_out)
-        if out_t is float:
-            # convert_value keeps valid values off nodata in float64; the float32 cast can
-            # land back on it.
-            if use_nodata_out and o == nd_out and not isnan(v):
-                of = o
-                o = nextafterf(of, INFINITY) if of < FLT_MAX else nextafterf(of, -INFINITY)
-        return o
-    else:
-        return <out_t>_to_integer(v, lo, hi, nodata_out, use_nodata_out)
+    return store_value(v, nd_out, nodata_out, use_nodata_out, lo, hi)
 
 
 cdef inline void _row(const pixel_t* src, out_t* dst, Py_ssize_t n, double a, double b,

@@ -12,7 +12,7 @@ target ``T = alpha·(R + o) + (1 - alpha)·(L + o)``:
 
 All arithmetic is float64. Invalid pixels (non-finite or equal to the input nodata) become the
 output nodata value. A valid pixel where ``R`` or ``L`` has no valid neighbouring cell is passed
-through unchanged. Results are converted by ``convert_value`` (round half away from zero, clip,
+through unchanged. Results are converted by ``store_value`` (round half away from zero, clip,
 never equal to the output nodata; NaN -> nodata). No array larger than one map row or one window
 row is allocated (plus, for 8- and 16-bit pixels with the gamma method and windows of at least
 eight times as many pixels, a table of ``ln(P + o)`` for every pixel value: 512 KB at most), so
@@ -21,7 +21,7 @@ memory is that of the window itself.
 from libc.math cimport isfinite, isnan, log, exp, NAN
 from libc.stdint cimport int8_t, uint8_t, int16_t, uint16_t
 from pixel_types cimport pixel_t
-from convert cimport out_t, convert_value
+from convert cimport out_t, convert_value, store_value
 from block_interp cimport cell_and_weight, blend_rows, blend_cols
 
 import numpy as np
@@ -46,6 +46,7 @@ def correct_window(const pixel_t[:, :, ::1] data, out_t[:, :, ::1] out,
     cdef Py_ssize_t k, r, c, i0, i1
     cdef double t, p, o, v, g
     cdef bint keep_nan = (not is_integer) and (not use_nodata_out)
+    cdef out_t nd_out = <out_t>nodata_out if use_nodata_out else 0
     cdef bint gamma = method == _GAMMA
     cdef bint valid_p
     if out.shape[0] != nb or out.shape[1] != nr or out.shape[2] != nc:
@@ -139,8 +140,7 @@ def correct_window(const pixel_t[:, :, ::1] data, out_t[:, :, ::1] out,
                     if keep_nan and isnan(v):
                         dst[c] = <out_t>v
                     else:
-                        dst[c] = <out_t>convert_value(v, is_integer, lo, hi, nodata_out,
-                                                      use_nodata_out)
+                        dst[c] = store_value(v, nd_out, nodata_out, use_nodata_out, lo, hi)
 
 
 cdef inline double _coefficient(const double[::1] vr, const double[::1] wr,

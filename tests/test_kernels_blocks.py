@@ -284,3 +284,17 @@ def test_correct_window_same_result_for_any_window(dtype):
                        [2.5], nodata_in=0, nodata_out=0)
         for r in range(0, 1100, 7)], axis=1)
     np.testing.assert_array_equal(whole, parts)
+
+
+def test_local_correction_never_writes_nodata_into_float32_valid_pixels():
+    """A corrected value equal to the nodata value is moved off it in float32 precision."""
+    from spectralmatch.kernels.local_correct import correct_window
+
+    data = np.array([[[1.0, 2.0, 0.5]]], np.float32)
+    ones = np.ones((1, 1, 1))
+    out = correct_window(data, ones * 2, ones * 2, np.zeros(1), np.zeros(3), np.zeros(1),
+                         method="linear", nodata_in=None, nodata_out=1.0, out_dtype="float32")
+    assert out.dtype == np.float32
+    assert out[0, 0, 0] != np.float32(1.0)
+    assert out[0, 0, 0] == np.nextafter(np.float32(1.0), np.float32(np.inf))
+    assert out[0, 0, 1] == 2.0 and out[0, 0, 2] == 0.5
